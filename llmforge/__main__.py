@@ -1,0 +1,3 @@
+from llmforge.cli.main import main
+
+main()

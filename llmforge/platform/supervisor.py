@@ -304,10 +304,11 @@ class Supervisor:
 
 
 def port_is_free(host: str, port: int) -> bool:
-    """True if a plain ``bind`` to (host, port) succeeds now (no SO_REUSEADDR, so a port
-    held only by TIME_WAIT connections reads as busy)."""
+    """True if a server could bind (host, port) now. Uses SO_REUSEADDR like uvicorn does, so a
+    port held only by TIME_WAIT connections of a stopped server reads as free (a restart works)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((host, port))
         except OSError:

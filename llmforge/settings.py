@@ -26,9 +26,6 @@ class Settings(BaseSettings):
     home: Path = Field(default_factory=lambda: Path.home() / ".llmforge")
     """Data directory for every embedded store (database, broker, MLflow, artifacts, logs)."""
 
-    env: str = "development"
-    """`development` or `production`; production refuses unsafe defaults (CORS `*`, binding 0.0.0.0 without a flag)."""
-
     database_url: str | None = None
     """SQLAlchemy URL of the metadata DB. Default: SQLite at `$HOME/llmforge.db` (WAL mode)."""
 

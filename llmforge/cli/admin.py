@@ -10,6 +10,8 @@ from typing import Annotated
 
 import typer
 
+from rich.markup import escape
+
 from llmforge.cli.output import console, emit, fail
 from llmforge.errors import LlmforgeError
 from llmforge.settings import get_settings
@@ -70,7 +72,7 @@ def keys_create(
     if as_json:
         emit(row, as_json=True)
     else:
-        console.print(f"created key {row['id']} ({name}). Secret, shown once:\n[bold]{secret}[/bold]")
+        console.print(f"created key {row['id']} ({escape(name)}). Secret, shown once:\n[bold]{secret}[/bold]")
 
 
 @keys_app.command("list")
@@ -93,9 +95,10 @@ def keys_revoke(key: Annotated[str, typer.Argument(help="Key id or prefix.")]) -
     try:
         with _session() as session:
             row = auth.revoke_key(session, key)
-            console.print(f"revoked key {row.id} ({row.name})")
+            ident, name = row.id, row.name
     except LlmforgeError as exc:
         fail(exc.message)
+    console.print(f"revoked key {ident} ({escape(name)})")
 
 
 @projects_app.command("create")
@@ -108,7 +111,7 @@ def projects_create(name: Annotated[str, typer.Argument(help="Lower-case name, e
             auth.create_project(session, name)
     except LlmforgeError as exc:
         fail(exc.message)
-    console.print(f"created project {name}")
+    console.print(f"created project {escape(name)}")
 
 
 @projects_app.command("list")

@@ -41,11 +41,16 @@ def client(url: str | None, key: str | None, timeout: float = 30.0) -> httpx.Cli
     return httpx.Client(base_url=base_url(url), headers={"Authorization": f"Bearer {api_key(key)}"}, timeout=timeout)
 
 
+def unreachable(c: httpx.Client, exc: Exception) -> None:
+    fail(f"cannot reach the llmforge API at {c.base_url} ({type(exc).__name__}); "
+         "is 'llmforge up' running? (or set LLMFORGE_URL)")
+
+
 def call(c: httpx.Client, method: str, path: str, **kwargs: Any) -> Any:
     try:
         r = c.request(method, path, **kwargs)
-    except httpx.ConnectError:
-        fail(f"cannot reach the llmforge API at {c.base_url}; is 'llmforge up' running? (or set LLMFORGE_URL)")
+    except httpx.TransportError as exc:
+        unreachable(c, exc)
     if r.status_code >= 400:
         try:
             message = r.json()["error"]["message"]

@@ -73,22 +73,31 @@ def submit(
 
 
 def _follow(job_id: str, url: str | None, key: str | None) -> None:
+    import httpx
+
     with api_client.client(url, key, timeout=None) as c:
-        with c.stream("GET", f"/api/v1/jobs/{job_id}/logs", params={"follow": "true"}) as r:
-            if r.status_code >= 400:
-                r.read()
-                api_client.call(c, "GET", f"/api/v1/jobs/{job_id}")  # renders the error
-            event = None
-            for line in r.iter_lines():
-                if line.startswith("event: "):
-                    event = line[7:]
-                elif line.startswith("data: "):
-                    data = json.loads(line[6:])
-                    if event == "end":
-                        console.print(f"[dim]-- job {data['status']} --[/dim]")
-                        return
-                    console.print(data["line"], markup=False, highlight=False)
-                    event = None
+        try:
+            _stream_logs(c, job_id)
+        except httpx.TransportError as exc:
+            api_client.unreachable(c, exc)
+
+
+def _stream_logs(c, job_id: str) -> None:  # noqa: ANN001 - httpx.Client
+    with c.stream("GET", f"/api/v1/jobs/{job_id}/logs", params={"follow": "true"}) as r:
+        if r.status_code >= 400:
+            r.read()
+            api_client.call(c, "GET", f"/api/v1/jobs/{job_id}")  # renders the error
+        event = None
+        for line in r.iter_lines():
+            if line.startswith("event: "):
+                event = line[7:]
+            elif line.startswith("data: "):
+                data = json.loads(line[6:])
+                if event == "end":
+                    console.print(f"-- job {data['status']} --", style="dim", markup=False)
+                    return
+                console.print(data["line"], markup=False, highlight=False)
+                event = None
 
 
 @app.command("logs")

@@ -8,7 +8,9 @@ from collections.abc import Sequence
 from typing import Any, NoReturn
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 console = Console()
 err_console = Console(stderr=True)
@@ -22,16 +24,16 @@ def emit(data: Any, *, as_json: bool, columns: Sequence[str] | None = None, titl
     if columns is None:
         columns = list(rows[0].keys()) if rows else []
     if not rows:
-        console.print(f"[dim]no {title or 'rows'}[/dim]")
+        console.print(f"[dim]no {escape(title or 'rows')}[/dim]")
         return
     table = Table(title=title, show_lines=False)
     for col in columns:
-        table.add_column(col)
+        table.add_column(col, overflow="fold", no_wrap=col == "id")
     for row in rows:
-        table.add_row(*("" if row.get(c) is None else str(row.get(c)) for c in columns))
+        table.add_row(*(Text("" if row.get(c) is None else str(row.get(c))) for c in columns))  # data, never markup
     console.print(table)
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
-    err_console.print(f"[red]error:[/red] {message}")
+    err_console.print(f"[red]error:[/red] {escape(message)}")
     raise SystemExit(code)

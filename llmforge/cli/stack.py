@@ -66,6 +66,9 @@ def worker(
     unknown = sorted(set(wanted) - set(QUEUES))
     if not wanted or unknown:
         fail(f"unknown queue(s) {', '.join(unknown) or '(none given)'}; choose from {', '.join(QUEUES)}")
+    # Oversubscribed BLAS/OpenMP threads turn microsecond kernels into milliseconds: give each
+    # concurrent job an equal share of the cores unless the operator chose otherwise.
+    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // concurrency)))
     s = get_settings()
     logging.basicConfig(level=loglevel.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     app = worker_celery(s)

@@ -1,0 +1,1 @@
+"""RAG: knowledge bases (chunking, embeddings, FAISS indexes) and grounded answers with citations."""

@@ -16,6 +16,7 @@ from fastapi import Depends, FastAPI, Response
 from fastapi.routing import APIRoute
 from sqlalchemy import text
 
+from llmforge.data_pipeline import router as data_router
 from llmforge.platform import access_router
 from llmforge.platform.db import session_scope
 from llmforge.platform.deps import PrincipalDep, get_principal
@@ -27,10 +28,10 @@ from llmforge.platform.queue import get_celery
 from llmforge.settings import Settings, get_settings
 
 # Every module that registers job kinds. Services append theirs here.
-TASK_MODULES: tuple[str, ...] = ("llmforge.platform.jobs.builtin",)
+TASK_MODULES: tuple[str, ...] = ("llmforge.platform.jobs.builtin", "llmforge.data_pipeline.tasks")
 API_PREFIX = "/api/v1"
-# Routes that accept bodies larger than LLMFORGE_MAX_BODY_BYTES (uploads), by path prefix.
-BODY_LIMITS: dict[str, int] = {}
+# Routes that accept bodies larger than LLMFORGE_MAX_BODY_BYTES (uploads), by path regex -> setting name.
+UPLOAD_ROUTES: tuple[str, ...] = (data_router.UPLOAD_PATH,)
 
 
 def task_modules(settings: Settings) -> tuple[str, ...]:
@@ -79,7 +80,9 @@ def create_app(settings: Settings | None = None, *, maintenance: bool = True) ->
     app.state.settings = settings
     install_error_handlers(app)
     app.add_middleware(metrics.middleware())
-    app.add_middleware(GuardMiddleware, default_limit=settings.max_body_bytes, limits=BODY_LIMITS,
+    # an upload's multipart envelope adds a few hundred bytes to the file itself
+    limits = {pattern: settings.max_upload_bytes + 65536 for pattern in UPLOAD_ROUTES}
+    app.add_middleware(GuardMiddleware, default_limit=settings.max_body_bytes, limits=limits,
                        allowed_origins=settings.cors_origins)
     if settings.cors_origins:
         from fastapi.middleware.cors import CORSMiddleware
@@ -90,6 +93,8 @@ def create_app(settings: Settings | None = None, *, maintenance: bool = True) ->
     auth = [Depends(get_principal)]
     app.include_router(access_router.router, prefix=API_PREFIX, dependencies=auth)
     app.include_router(jobs_router.router, prefix=API_PREFIX, dependencies=auth)
+    for r in data_router.ROUTERS:
+        app.include_router(r, prefix=API_PREFIX, dependencies=auth)
 
     @app.get("/healthz", tags=["health"], include_in_schema=True)
     def healthz() -> dict[str, str]:

@@ -56,6 +56,12 @@ class Settings(BaseSettings):
     max_body_bytes: int = 1_048_576
     """Largest request body accepted by JSON routes (413 beyond). Upload routes set their own limit."""
 
+    max_upload_bytes: int = 1 << 30
+    """Largest file accepted by upload routes (dataset files); the body streams to disk, never to memory."""
+
+    import_roots: list[Path] = []
+    """Server-side folders an admin allows datasets to be imported from (`from-path`); empty means none."""
+
     # --- jobs -------------------------------------------------------------------
     lease_seconds: float = 30.0
     """A running job's lease; a worker renews it every `heartbeat_seconds`. A lapsed lease means the worker died."""

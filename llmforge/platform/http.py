@@ -10,6 +10,7 @@ request whose ``Origin`` is not allowed.
 from __future__ import annotations
 
 import logging
+import re
 import uuid
 
 from fastapi import FastAPI, Request
@@ -72,21 +73,20 @@ def install_error_handlers(app: FastAPI) -> None:
 class GuardMiddleware:
     """Pure ASGI: body size limit (413), cross-origin and content-type checks on unsafe methods (403/415).
 
-    ``limits`` maps path prefixes to byte limits (longest prefix wins), so an
-    upload route can accept more than the JSON default without lifting it
-    everywhere.
+    ``limits`` maps path regexes to byte limits (first match wins), so an upload
+    route can accept more than the JSON default without lifting it everywhere.
     """
 
     def __init__(self, app: ASGIApp, *, default_limit: int, limits: dict[str, int] | None = None,
                  allowed_origins: list[str] | None = None) -> None:
         self.app = app
         self.default_limit = default_limit
-        self.limits = sorted((limits or {}).items(), key=lambda kv: -len(kv[0]))
+        self.limits = [(re.compile(pattern), limit) for pattern, limit in (limits or {}).items()]
         self.allowed_origins = set(allowed_origins or [])
 
     def _limit_for(self, path: str) -> int:
-        for prefix, limit in self.limits:
-            if path.startswith(prefix):
+        for pattern, limit in self.limits:
+            if pattern.match(path):
                 return limit
         return self.default_limit
 
@@ -125,10 +125,18 @@ class GuardMiddleware:
             return message
 
         started = False
+        replaced = False
 
         async def tracking_send(message: Message) -> None:
-            nonlocal started
+            nonlocal started, replaced
+            if replaced:
+                return  # the app's own answer to an oversized body was swapped for a 413; drop its body
             if message["type"] == "http.response.start":
+                if too_large:
+                    # The app caught our error itself (FastAPI turns a failed body read into a 400): answer 413.
+                    replaced = started = True
+                    await _reject(send, 413, f"request body exceeds the {limit}-byte limit for this route")
+                    return
                 started = True
             await send(message)
 

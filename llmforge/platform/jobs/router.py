@@ -11,12 +11,11 @@ from fastapi import APIRouter, Query, Request, status
 from fastapi.responses import PlainTextResponse, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from llmforge.errors import Unavailable
-from llmforge.platform import queue
 from llmforge.platform.db import session_scope
 from llmforge.platform.deps import PrincipalDep, SessionDep, SettingsDep
 from llmforge.platform.jobs import service
 from llmforge.platform.jobs.registry import kinds
+from llmforge.platform.jobs import submit
 from llmforge.platform.jobs.schemas import JobCreate, JobKindPublic, JobMetrics, JobPage, JobPublic, JobStatus
 from llmforge.platform.models import Job
 
@@ -41,19 +40,8 @@ def list_kinds() -> list[JobKindPublic]:
 def submit_job(body: JobCreate, session: SessionDep, principal: PrincipalDep, settings: SettingsDep) -> JobPublic:
     """Validate the spec, commit a queued job, then publish it. A broker outage does not lose it: it is re-sent."""
     project_id = principal.resolve_project(body.project)
-    principal.require(project_id, "editor")
-    job = service.create_job(
-        session, project_id=project_id, kind=body.kind, spec=body.spec, created_by=principal.key_id,
-        queue=body.queue, max_attempts=body.max_attempts or settings.max_attempts,
-    )
-    session.commit()
-    try:
-        queue.publish(settings, job.id, job.queue)
-        service.mark_published(session, job.id)
-        session.commit()
-    except Unavailable as exc:
-        log.warning("job %s accepted but not yet published: %s", job.id, exc)
-    session.refresh(job)
+    job = submit.submit_job(session, settings, principal, project_id=project_id, kind=body.kind, spec=body.spec,
+                     queue_name=body.queue, max_attempts=body.max_attempts)
     return JobPublic.of(job, _names(principal)[project_id])
 
 

@@ -43,6 +43,10 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
         errors = exc.errors()
         first = errors[0] if errors else {"loc": (), "msg": "invalid request"}
+        if first.get("type") == "json_invalid":
+            detail = (first.get("ctx") or {}).get("error", "")
+            return JSONResponse(error_body(422, f"request body is not valid JSON ({detail})".replace(" ()", "")),
+                                status_code=422)
         loc = [str(p) for p in first.get("loc", ()) if p not in ("body",)]
         where = ".".join(loc) or "body"
         msg = f"{where}: {first.get('msg')}"

@@ -23,7 +23,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from multiprocessing import get_context
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from llmforge.artifacts import ArtifactStore
 from llmforge.data_pipeline.base import GlobalStep, PipelineStep, StepStats
@@ -43,18 +43,28 @@ class PipelineResult:
 
 
 @dataclass
-class _Task:
-    """One shard's work in one segment (picklable: it crosses into a worker process)."""
+class ShardTask:
+    """One shard's work in one segment. Plain data: it crosses into a process or a child job.
+
+    References are ``"version:<id>"`` (a shard of a dataset version), ``"file:<path>"``
+    (a local file or folder, when every process shares a disk) or ``"artifact:<digest>"``
+    (the artifact store, when shards run on other machines); ``"artifact"`` as an output
+    asks for the result to be uploaded there.
+    """
 
     artifact_url: str
     spec: dict[str, Any]
     shard: int
-    source: str  # "version:<id>" or a path to an intermediate JSONL file
-    steps: list[int]  # indices into spec.steps of shard-scope steps to run, in order
-    filter_global: int | None  # global step whose filter_shard runs first
-    index_global: int | None  # global step whose index_shard runs on the output
-    workdir: str
-    out_path: str
+    source: str
+    steps: list[int]
+    """Indices into spec.steps of the shard-scope steps to run, in order."""
+    filter_global: int | None = None
+    """Global step whose ``filter_shard`` runs first, reading its plan from ``filter_dir``."""
+    filter_dir: str | None = None
+    index_global: int | None = None
+    """Global step whose ``index_shard`` runs over this task's output, writing to ``index_to``."""
+    index_to: str | None = None
+    out: str = "artifact"
 
 
 def _bind(step: PipelineStep, store: DatasetStore) -> None:
@@ -62,52 +72,131 @@ def _bind(step: PipelineStep, store: DatasetStore) -> None:
         step.bind(lambda version_id: store.texts(version_id))
 
 
-def _read_docs(task: _Task, store: DatasetStore, text_field: str) -> Iterator[Document]:
-    if task.source.startswith("version:"):
-        version = store.get(task.source.split(":", 1)[1])
-        for row_i, row in enumerate(store.iter_shard(version, task.shard)):
+def _local_file(ref: str, store: DatasetStore, tmp: Path) -> str:
+    if ref.startswith("file:"):
+        return ref[5:]
+    dest = tmp / f"in-{ref[-12:]}.jsonl"
+    store.artifacts.get_file(ref.split(":", 1)[1], dest)
+    return str(dest)
+
+
+def _local_dir(ref: str, store: DatasetStore, dest: Path) -> str:
+    if ref.startswith("file:"):
+        return ref[5:]
+    store.artifacts.get_dir(ref.split(":", 1)[1], dest)
+    return str(dest)
+
+
+def _read_docs(source: str, shard: int, store: DatasetStore, text_field: str, tmp: Path) -> Iterator[Document]:
+    if source.startswith("version:"):
+        version = store.get(source.split(":", 1)[1])
+        for row_i, row in enumerate(store.iter_shard(version, shard)):
             text = row.pop(text_field, None)
             if not isinstance(text, str):
                 raise InvalidInput(
-                    f"shard {task.shard} row {row_i} has no string field {text_field!r}; set the spec's "
+                    f"shard {shard} row {row_i} has no string field {text_field!r}; set the spec's "
                     f"text_field to one of {sorted(row)}", param="text_field")
-            yield Document(text, f"{task.shard}:{row_i}", row)
-    else:
-        with open(task.source, encoding="utf-8") as fh:
-            for line in fh:
-                row = json.loads(line)
-                ident = row.pop(ID_FIELD)
-                yield Document(row.pop(text_field), ident, row)
+            yield Document(text, f"{shard}:{row_i}", row)
+        return
+    with open(_local_file(source, store, tmp), encoding="utf-8") as fh:
+        for line in fh:
+            row = json.loads(line)
+            ident = row.pop(ID_FIELD)
+            yield Document(row.pop(text_field), ident, row)
 
 
-def _run_task(task: _Task) -> list[dict[str, Any]]:
-    """Run one shard through one segment; returns the stats of every step it ran."""
+def run_shard_task(task: ShardTask | dict[str, Any]) -> dict[str, Any]:
+    """Run one shard through one segment. Returns ``{"stats", "output", "index"}`` (stats per step run)."""
+    task = task if isinstance(task, ShardTask) else ShardTask(**task)
     spec = PipelineSpec.model_validate(task.spec)
     store = DatasetStore(ArtifactStore(task.artifact_url))
     steps = build_steps(spec)
     for s in steps:
         _bind(s, store)
-    docs: Iterator[Document] = _read_docs(task, store, spec.text_field)
-    ran: list[PipelineStep] = []
-    if task.filter_global is not None:
-        g = steps[task.filter_global]
-        assert isinstance(g, GlobalStep)
-        docs = g.filter_shard(task.shard, docs, str(Path(task.workdir) / f"g{task.filter_global}"))
-        ran.append(g)
-    for i in task.steps:
-        docs = steps[i].run(docs, task.shard, 1)
-        ran.append(steps[i])
-    with open(task.out_path, "w", encoding="utf-8") as fh:
-        for doc in docs:
-            fh.write(json.dumps({**doc.metadata, spec.text_field: doc.text, ID_FIELD: doc.id}, ensure_ascii=False, default=str))
-            fh.write("\n")
-    if task.index_global is not None:
-        g = steps[task.index_global]
-        gdir = Path(task.workdir) / f"g{task.index_global}"
-        gdir.mkdir(parents=True, exist_ok=True)
-        spec_out = _Task(**{**task.__dict__, "source": task.out_path})
-        g.index_shard(task.shard, _read_docs(spec_out, store, spec.text_field), str(gdir))
-    return [{"index": steps.index(s), **s.stats.to_dict()} for s in ran]
+    with tempfile.TemporaryDirectory(prefix="llmforge-shard-") as tmp_s:
+        tmp = Path(tmp_s)
+        docs: Iterator[Document] = _read_docs(task.source, task.shard, store, spec.text_field, tmp)
+        ran: list[PipelineStep] = []
+        if task.filter_global is not None:
+            g = steps[task.filter_global]
+            assert isinstance(g, GlobalStep) and task.filter_dir
+            docs = g.filter_shard(task.shard, docs, _local_dir(task.filter_dir, store, tmp / "plan"))
+            ran.append(g)
+        for i in task.steps:
+            docs = steps[i].run(docs, task.shard, 1)
+            ran.append(steps[i])
+        out_path = task.out[5:] if task.out.startswith("file:") else str(tmp / "out.jsonl")
+        with open(out_path, "w", encoding="utf-8") as fh:
+            for doc in docs:
+                fh.write(json.dumps({**doc.metadata, spec.text_field: doc.text, ID_FIELD: doc.id},
+                                    ensure_ascii=False, default=str))
+                fh.write("\n")
+        output = task.out if task.out.startswith("file:") else f"artifact:{store.artifacts.put_file(out_path)}"
+        index_ref = None
+        if task.index_global is not None:
+            g = steps[task.index_global]
+            assert isinstance(g, GlobalStep) and task.index_to
+            gdir = Path(task.index_to[5:]) if task.index_to.startswith("file:") else tmp / "index"
+            gdir.mkdir(parents=True, exist_ok=True)
+            g.index_shard(task.shard, _read_docs(f"file:{out_path}", task.shard, store, spec.text_field, tmp), str(gdir))
+            index_ref = task.index_to if task.index_to.startswith("file:") else f"artifact:{store.artifacts.put_dir(gdir)}"
+    return {"stats": [{"index": steps.index(s), **s.stats.to_dict()} for s in ran], "output": output, "index": index_ref}
+
+
+def run_plan(artifact_url: str, spec: dict[str, Any], step_index: int, index_refs: list[str], num_shards: int) -> dict[str, Any]:
+    """The global phase of a global step. Returns ``{"plan": ref, "inspect": {name: digest}}``.
+
+    With local references every shard indexed into the same folder and the plan is
+    written there; with artifact references the shards' folders are merged into a
+    temporary one (their files are named per shard) and the plan is uploaded.
+    """
+    pspec = PipelineSpec.model_validate(spec)
+    store = DatasetStore(ArtifactStore(artifact_url))
+    step = build_steps(pspec)[step_index]
+    assert isinstance(step, GlobalStep)
+    if all(r.startswith("file:") for r in index_refs) and len(set(index_refs)) == 1:
+        gdir = Path(index_refs[0][5:])
+        step.plan(str(gdir), num_shards)
+        return {"plan": index_refs[0], "inspect": _keep_inspectables(store, gdir)}
+    with tempfile.TemporaryDirectory(prefix="llmforge-plan-") as tmp_s:
+        gdir = Path(tmp_s) / "plan"
+        gdir.mkdir()
+        for ref in index_refs:
+            store.artifacts.get_dir(ref.split(":", 1)[1], gdir)
+        step.plan(str(gdir), num_shards)
+        return {"plan": f"artifact:{store.artifacts.put_dir(gdir)}", "inspect": _keep_inspectables(store, gdir)}
+
+
+class Fanout(Protocol):
+    """How shard tasks and plans are executed: local processes, or child jobs on other workers."""
+
+    shared_disk: bool
+
+    def map_shards(self, tasks: list[ShardTask]) -> Iterator[dict[str, Any]]: ...
+
+    def plan(self, artifact_url: str, spec: dict[str, Any], step_index: int, index_refs: list[str],
+             num_shards: int) -> dict[str, Any]: ...
+
+
+class LocalFanout:
+    """Shards in a pool of ``workers`` processes on this machine (inline when 1), sharing a work folder."""
+
+    shared_disk = True
+
+    def __init__(self, workers: int = 1) -> None:
+        self.workers = workers
+        self.pool = ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) if workers > 1 else None
+
+    def map_shards(self, tasks: list[ShardTask]) -> Iterator[dict[str, Any]]:
+        return self.pool.map(run_shard_task, tasks) if self.pool else map(run_shard_task, tasks)
+
+    def plan(self, artifact_url: str, spec: dict[str, Any], step_index: int, index_refs: list[str],
+             num_shards: int) -> dict[str, Any]:
+        return run_plan(artifact_url, spec, step_index, index_refs, num_shards)
+
+    def close(self) -> None:
+        if self.pool:
+            self.pool.shutdown()
 
 
 def _segments(steps: list[PipelineStep]) -> list[tuple[int | None, list[int], int | None]]:
@@ -133,9 +222,12 @@ def run_pipeline(
     workers: int = 1,
     job_id: str | None = None,
     progress: Progress | None = None,
-    shard_rows: int | None = None,
+    fanout: Fanout | None = None,
 ) -> PipelineResult:
-    """Clean ``version_id`` with ``spec`` into a new version whose parent is the input."""
+    """Clean ``version_id`` with ``spec`` into a new version whose parent is the input.
+
+    ``fanout`` decides where shards run (default: ``workers`` local processes).
+    """
     spec = spec if isinstance(spec, PipelineSpec) else PipelineSpec.parse(spec)
     steps = build_steps(spec)  # validates everything before any work
     version = store.get(version_id)
@@ -147,49 +239,55 @@ def run_pipeline(
     done = 0
     stats: dict[int, StepStats] = {}
     artifacts: dict[int, dict[str, str]] = {}
+    own = fanout is None
+    fanout = fanout or LocalFanout(workers)
+    spec_dict = spec.model_dump()
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="llmforge-pipeline-") as workdir:
         sources = [f"version:{version_id}"] * num_shards
-        pool = ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) if workers > 1 else None
+        plan_ref: str | None = None
         try:
             for seg_i, (filter_g, shard_steps, index_g) in enumerate(segments):
-                tasks = [
-                    _Task(store.artifacts.url, spec.model_dump(), shard, sources[shard], shard_steps, filter_g, index_g,
-                          workdir, str(Path(workdir) / f"seg{seg_i}-shard{shard:05d}.jsonl"))
-                    for shard in range(num_shards)
-                ]
-                results = pool.map(_run_task, tasks) if pool else map(_run_task, tasks)
-                for task, step_stats in zip(tasks, results):
-                    for d in step_stats:
+                tasks = []
+                for shard in range(num_shards):
+                    local = Path(workdir)
+                    tasks.append(ShardTask(
+                        store.artifacts.url, spec_dict, shard, sources[shard], shard_steps,
+                        filter_global=filter_g, filter_dir=plan_ref if filter_g is not None else None,
+                        index_global=index_g,
+                        index_to=(f"file:{local / f'g{index_g}'}" if fanout.shared_disk else "artifact")
+                        if index_g is not None else None,
+                        out=f"file:{local / f'seg{seg_i}-shard{shard:05d}.jsonl'}" if fanout.shared_disk else "artifact",
+                    ))
+                results = list(_tracked(fanout.map_shards(tasks), tasks, seg_i, len(segments), num_shards,
+                                        done, total, progress))
+                done += len(tasks)
+                for res in results:
+                    for d in res["stats"]:
                         st = StepStats.from_dict(d)
                         stats[d["index"]] = stats[d["index"]].merge(st) if d["index"] in stats else st
-                    done += 1
-                    if progress:
-                        progress(done, total, f"segment {seg_i + 1}/{len(segments)}, shard {task.shard + 1}/{num_shards}")
-                sources = [t.out_path for t in tasks]
+                sources = [res["output"] for res in results]
                 if index_g is not None:
-                    g = steps[index_g]
-                    assert isinstance(g, GlobalStep)
-                    gdir = Path(workdir) / f"g{index_g}"
-                    g.plan(str(gdir), num_shards)
-                    kept = _keep_inspectables(store, gdir)
-                    if kept:
-                        artifacts[index_g] = kept
+                    planned = fanout.plan(store.artifacts.url, spec_dict, index_g, [r["index"] for r in results], num_shards)
+                    plan_ref = planned["plan"]
+                    if planned["inspect"]:
+                        artifacts[index_g] = planned["inspect"]
         finally:
-            if pool:
-                pool.shutdown()
+            if own:
+                fanout.close()
 
         def final_rows() -> Iterator[dict[str, Any]]:
-            for path in sources:
-                with open(path, encoding="utf-8") as fh:
-                    for line in fh:
-                        row = json.loads(line)
-                        row.pop(ID_FIELD, None)
-                        yield row
+            with tempfile.TemporaryDirectory(prefix="llmforge-final-") as tmp:
+                for ref in sources:
+                    with open(_local_file(ref, store, Path(tmp)), encoding="utf-8") as fh:
+                        for line in fh:
+                            row = json.loads(line)
+                            row.pop(ID_FIELD, None)
+                            yield row
 
         out = store.write_version(final_rows(), text_field=spec.text_field, parent=version_id, job_id=job_id,
-                                  source={"pipeline": spec.model_dump()},
-                                  shard_rows=shard_rows or max(1, max(s["rows"] for s in version.shards)))
+                                  source={"pipeline": spec_dict},
+                                  shard_rows=max(1, max(s["rows"] for s in version.shards)))
     report = {
         "input_version": version_id,
         "output_version": out.id,
@@ -203,6 +301,14 @@ def run_pipeline(
                   for i in range(len(steps)) if i in stats],
     }
     return PipelineResult(out, report)
+
+
+def _tracked(results: Iterator[dict[str, Any]], tasks: list[ShardTask], seg_i: int, n_segments: int, num_shards: int,
+             done: int, total: int, progress: Progress | None) -> Iterator[dict[str, Any]]:
+    for k, res in enumerate(results):
+        if progress:
+            progress(done + k + 1, total, f"segment {seg_i + 1}/{n_segments}, shard {tasks[k].shard + 1}/{num_shards}")
+        yield res
 
 
 def _keep_inspectables(store: DatasetStore, gdir: Path) -> dict[str, str]:

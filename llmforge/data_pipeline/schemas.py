@@ -57,12 +57,14 @@ class ImportFromPath(BaseModel):
     text_field: str = "text"
     text_split: TextSplit | None = None
     columns: list[str] | None = Field(default=None, description="Column names of a CSV without a header row.")
+    shard_rows: int = Field(default=10_000, ge=1, le=10_000_000, description="Rows per shard (the unit of parallelism).")
 
 
 class PipelineRun(BaseModel):
     model_config = ConfigDict(extra="forbid")
     pipeline: PipelineSpec
     workers: int = Field(default=1, ge=1, le=64, description="Shard-parallel processes on the worker.")
+    fanout: bool | None = Field(default=None, description="Shards as child jobs over every worker; default: in distributed mode.")
 
 
 class StepInfo(BaseModel):

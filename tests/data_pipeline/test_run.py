@@ -128,3 +128,35 @@ def test_missing_text_field_fails_with_no_new_version(store: DatasetStore, tmp_p
         run_pipeline(store, v.id, SPEC)
     after = {p for p in (tmp_path / "artifacts").rglob("*") if p.is_file()}
     assert after == before
+
+
+class NoSharedDisk:
+    """Runs tasks inline but as if on other machines: every hand-off goes through the artifact store."""
+
+    shared_disk = False
+
+    def __init__(self) -> None:
+        from llmforge.data_pipeline.run import LocalFanout
+
+        self.inner = LocalFanout(1)
+        self.calls: list[str] = []
+
+    def map_shards(self, tasks):  # noqa: ANN001, ANN201
+        self.calls.append(f"map:{len(tasks)}")
+        assert all(t.out == "artifact" for t in tasks)
+        return self.inner.map_shards(tasks)
+
+    def plan(self, *args):  # noqa: ANN002, ANN201
+        self.calls.append("plan")
+        return self.inner.plan(*args)
+
+
+def test_artifact_handoffs_give_the_same_version(store: DatasetStore, version) -> None:  # noqa: ANN001
+    spec = {"steps": [{"step": "normalize_whitespace"}, {"step": "test_first_of_length"},
+                      {"step": "length_filter", "params": {"min_chars": 2}}]}
+    local = run_pipeline(store, version.id, spec)
+    fan = NoSharedDisk()
+    remote = run_pipeline(store, version.id, spec, fanout=fan)
+    assert remote.version.id == local.version.id
+    assert fan.calls == ["map:3", "plan", "map:3"]
+    assert [s["dropped"] for s in remote.report["steps"]] == [s["dropped"] for s in local.report["steps"]]

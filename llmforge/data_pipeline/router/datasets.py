@@ -99,9 +99,11 @@ def get_dataset(dataset_id: str, session: SessionDep, principal: PrincipalDep) -
 
 
 def _import(session, settings: Settings, principal: Principal, ds: Dataset, path: Path, *, name: str,  # noqa: ANN001
-            fmt: Format | None, text_field: str, text_split: TextSplit | None, columns: list[str] | None) -> VersionPublic:
+            fmt: Format | None, text_field: str, text_split: TextSplit | None, columns: list[str] | None,
+            shard_rows: int) -> VersionPublic:
     store = _store(settings)
-    version = store.import_file(path, fmt=fmt, text_split=text_split, text_field=text_field, name=name, columns=columns)
+    version = store.import_file(path, fmt=fmt, text_split=text_split, text_field=text_field, name=name, columns=columns,
+                                shard_rows=shard_rows)
     record_version(dataset_id=ds.id, project_id=ds.project_id, version=version, created_by=principal.key_id, job_id=None)
     h = hashlib.sha256()
     with open(path, "rb") as fh:
@@ -123,6 +125,7 @@ def upload_version(
     text_field: Annotated[str, Form()] = "text",
     text_split: Annotated[TextSplit | None, Form()] = None,
     columns: Annotated[str | None, Form(description="Comma-separated column names for a CSV without a header.")] = None,
+    shard_rows: Annotated[int, Form(ge=1, le=10_000_000, description="Rows per shard (the unit of parallelism).")] = 10_000,
 ) -> VersionPublic:
     """Upload a raw file as a new version. The body streams to disk; a malformed file creates nothing."""
     ds = _dataset(session, principal, dataset_id)
@@ -140,7 +143,7 @@ def upload_version(
                 out.write(chunk)
         return _import(session, settings, principal, ds, Path(tmp), name=file.filename or "upload", fmt=format,
                        text_field=text_field, text_split=text_split,
-                       columns=[c.strip() for c in columns.split(",")] if columns else None)
+                       columns=[c.strip() for c in columns.split(",")] if columns else None, shard_rows=shard_rows)
     finally:
         os.unlink(tmp)
 
@@ -158,7 +161,8 @@ def import_from_path(dataset_id: str, body: ImportFromPath, session: SessionDep,
     if not target.is_file():
         raise NotFound(f"no file at {body.path}")
     return _import(session, settings, principal, ds, target, name=target.name, fmt=body.format,
-                   text_field=body.text_field, text_split=body.text_split, columns=body.columns)
+                   text_field=body.text_field, text_split=body.text_split, columns=body.columns,
+                   shard_rows=body.shard_rows)
 
 
 @router.get("/{dataset_id}/versions", response_model=list[VersionPublic])
@@ -218,7 +222,7 @@ def run_pipeline_job(dataset_id: str, version: str, body: PipelineRun, session: 
     _version_row(session, ds, version)
     job = submit_job(session, settings, principal, project_id=ds.project_id, kind="data.pipeline",
                      spec={"dataset_id": ds.id, "version": version, "pipeline": body.pipeline.model_dump(),
-                           "workers": body.workers})
+                           "workers": body.workers, "fanout": body.fanout})
     names = {pid: n for n, pid in principal.project_names.items()}
     return JobPublic.of(job, names[ds.project_id])
 

@@ -34,6 +34,8 @@ class JobKind:
     handler: Callable[..., dict[str, Any] | None]
     queue: str = "cpu"
     description: str = ""
+    internal: bool = False
+    """Submitted only by other jobs (e.g. a pipeline's shard tasks), never through the API."""
 
     def validate(self, raw: dict[str, Any]) -> BaseModel:
         try:
@@ -49,7 +51,7 @@ class JobKind:
 _KINDS: dict[str, JobKind] = {}
 
 
-def job_kind(name: str, *, spec: type[BaseModel], queue: str = "cpu") -> Callable:
+def job_kind(name: str, *, spec: type[BaseModel], queue: str = "cpu", internal: bool = False) -> Callable:
     """Register ``handler(ctx, spec) -> result dict | None`` as job kind ``name``."""
     if not _NAME.match(name):
         raise ValueError(f"job kind name {name!r} must be lower-case letters, digits, '.', '_' or '-'")
@@ -59,7 +61,7 @@ def job_kind(name: str, *, spec: type[BaseModel], queue: str = "cpu") -> Callabl
         if existing is not None and existing.handler.__qualname__ != handler.__qualname__:
             raise ValueError(f"job kind {name!r} is already registered by {existing.handler.__module__}")
         doc = (handler.__doc__ or "").strip().splitlines()
-        _KINDS[name] = JobKind(name, spec, handler, queue, doc[0] if doc else "")
+        _KINDS[name] = JobKind(name, spec, handler, queue, doc[0] if doc else "", internal)
         return handler
 
     return register
@@ -73,5 +75,5 @@ def get_kind(name: str) -> JobKind:
     return kind
 
 
-def kinds() -> list[JobKind]:
-    return [_KINDS[k] for k in sorted(_KINDS)]
+def kinds(include_internal: bool = False) -> list[JobKind]:
+    return [_KINDS[k] for k in sorted(_KINDS) if include_internal or not _KINDS[k].internal]

@@ -49,9 +49,16 @@ def create_job(
     queue: str | None = None,
     max_attempts: int = 3,
     parent_id: str | None = None,
+    internal: bool = False,
 ) -> Job:
-    """Validate the spec against its kind and insert a queued row (the caller commits, then publishes)."""
+    """Validate the spec against its kind and insert a queued row (the caller commits, then publishes).
+
+    ``internal`` is True only for jobs submitted by other jobs; internal kinds are refused otherwise.
+    """
     job_kind = get_kind(kind)
+    if job_kind.internal and not internal:
+        raise InvalidInput(f"job kind {kind!r} is internal: it is started by other jobs, not submitted directly",
+                           param="kind")
     validated = job_kind.validate(spec)
     if max_attempts < 1 or max_attempts > 20:
         raise InvalidInput("max_attempts must be between 1 and 20", param="max_attempts")

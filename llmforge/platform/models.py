@@ -176,3 +176,65 @@ class DatasetVersionRow(Base):
     source: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     created_by: Mapped[str | None] = mapped_column(String(32), nullable=True)
     created_at: Mapped[float] = mapped_column(Float, default=now)
+
+
+class LabelProject(Base):
+    """A labelling project: rows of one dataset version, one task (``data_pipeline/labelling.py``), annotators."""
+
+    __tablename__ = "label_projects"
+    __table_args__ = (Index("ix_label_projects_project_created", "project_id", "created_at"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    project_id: Mapped[str] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    dataset_id: Mapped[str] = mapped_column(ForeignKey("datasets.id", ondelete="CASCADE"))
+    version: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(100))
+    task_type: Mapped[str] = mapped_column(String(32))
+    config: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    overlap: Mapped[int] = mapped_column(Integer, default=1)
+    created_by: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    created_at: Mapped[float] = mapped_column(Float, default=now)
+
+
+class LabelItem(Base):
+    """One row to label: a snapshot of the fields the task needs (the version is immutable, the snapshot is cheap)."""
+
+    __tablename__ = "label_items"
+    __table_args__ = (UniqueConstraint("label_project_id", "row_index", name="uq_label_item_row"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    label_project_id: Mapped[str] = mapped_column(ForeignKey("label_projects.id", ondelete="CASCADE"))
+    row_index: Mapped[int] = mapped_column(Integer)
+    data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    prelabel: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    prelabel_source: Mapped[str | None] = mapped_column(String(200), nullable=True)
+
+
+class LabelAssignment(Base):
+    """Item ``item_id`` is to be labelled by the key ``annotator``."""
+
+    __tablename__ = "label_assignments"
+    __table_args__ = (Index("ix_label_assignments_project_annotator", "label_project_id", "annotator"),)
+
+    label_project_id: Mapped[str] = mapped_column(ForeignKey("label_projects.id", ondelete="CASCADE"))
+    item_id: Mapped[str] = mapped_column(ForeignKey("label_items.id", ondelete="CASCADE"), primary_key=True)
+    annotator: Mapped[str] = mapped_column(String(32), primary_key=True)
+
+
+class LabelAnnotation(Base):
+    """An annotator's answer for an item (canonical value, or skipped); annotating again updates it."""
+
+    __tablename__ = "label_annotations"
+    __table_args__ = (
+        UniqueConstraint("item_id", "annotator", name="uq_label_annotation_item_annotator"),
+        Index("ix_label_annotations_project_annotator", "label_project_id", "annotator"),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    item_id: Mapped[str] = mapped_column(ForeignKey("label_items.id", ondelete="CASCADE"))
+    label_project_id: Mapped[str] = mapped_column(ForeignKey("label_projects.id", ondelete="CASCADE"))
+    annotator: Mapped[str] = mapped_column(String(32))
+    value: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    skipped: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[float] = mapped_column(Float, default=now)
+    updated_at: Mapped[float] = mapped_column(Float, default=now)

@@ -3,14 +3,8 @@
 from llmforge.data_pipeline.router.datasets import UPLOAD_PATH
 from llmforge.data_pipeline.router.datasets import router as datasets_router
 from llmforge.data_pipeline.router.datasets import steps_router
+from llmforge.data_pipeline.router.labelling import router as labelling_router
 
-ROUTERS = [datasets_router, steps_router]
-
-try:  # labelling is optional while it is being built
-    from llmforge.data_pipeline.router.labelling import router as labelling_router
-except ImportError:  # pragma: no cover
-    labelling_router = None
-else:
-    ROUTERS.append(labelling_router)
+ROUTERS = [datasets_router, steps_router, labelling_router]
 
 __all__ = ["ROUTERS", "UPLOAD_PATH"]

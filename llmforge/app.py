@@ -17,7 +17,7 @@ from fastapi.routing import APIRoute
 from sqlalchemy import text
 
 from llmforge.data_pipeline import router as data_router
-from llmforge.platform import access_router
+from llmforge.platform import access_router, lineage_router
 from llmforge.platform.db import session_scope
 from llmforge.platform.deps import PrincipalDep, get_principal
 from llmforge.platform.http import GuardMiddleware, install_error_handlers
@@ -93,6 +93,7 @@ def create_app(settings: Settings | None = None, *, maintenance: bool = True) ->
     auth = [Depends(get_principal)]
     app.include_router(access_router.router, prefix=API_PREFIX, dependencies=auth)
     app.include_router(jobs_router.router, prefix=API_PREFIX, dependencies=auth)
+    app.include_router(lineage_router.router, prefix=API_PREFIX, dependencies=auth)
     for r in data_router.ROUTERS:
         app.include_router(r, prefix=API_PREFIX, dependencies=auth)
 

@@ -72,10 +72,13 @@ def worker(
     s = get_settings()
     logging.basicConfig(level=loglevel.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     app = worker_celery(s)
-    app.worker_main([
-        "worker", "-Q", ",".join(wanted), "-c", str(concurrency), "-n", name or f"worker-{os.getpid()}@%h",
-        "-P", "prefork", "-l", loglevel, "--without-gossip", "--without-mingle", "--without-heartbeat",
-    ])
+    w = app.Worker(
+        queues=wanted, concurrency=concurrency, hostname=name or f"worker-{os.getpid()}@%h", pool_cls="prefork",
+        loglevel=loglevel.upper(), without_gossip=True, without_mingle=True, without_heartbeat=True,
+    )
+    w.start()
+    # a fatal error (broker gone for good, a crash in the consumer) must not look like a clean stop
+    raise SystemExit(w.exitcode or 0)
 
 
 def up(

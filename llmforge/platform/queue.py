@@ -5,7 +5,9 @@ delivery (see ``jobs/service.py``), so the app acknowledges early, keeps no
 results and never retries on its own. Embedded mode uses kombu's
 ``filesystem://`` transport under ``$LLMFORGE_HOME/broker`` with a short
 polling interval (kombu's 1 s default would put a 1 s floor under every job);
-distributed mode is any broker URL (Redis is tested).
+distributed mode is any broker URL (Redis is tested). The embedded transport is
+our subclass of kombu's (``fs_transport.py``), which writes and claims message
+files atomically.
 """
 
 from __future__ import annotations
@@ -43,6 +45,8 @@ def _transport_options(settings: Settings) -> dict:
 def _app(broker_url: str, settings_json: str, include: tuple[str, ...]) -> Celery:
     settings = Settings.model_validate_json(settings_json)
     app = Celery("llmforge", broker=broker_url, include=list(include))
+    if settings.embedded_broker:
+        app.conf.broker_transport = "llmforge.platform.fs_transport:Transport"
     app.conf.update(
         broker_transport_options=_transport_options(settings),
         broker_connection_retry_on_startup=True,

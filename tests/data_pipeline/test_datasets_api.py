@@ -155,6 +155,22 @@ def test_cleaning_job_end_to_end_with_report_and_lineage(stack: Stack, start_wor
     assert (f"dataset_version:{v['id']}", f"job:{job['id']}") in edges
     assert (f"job:{job['id']}", f"dataset_version:{out}") in edges
 
+    # the lineage API walks from the cleaned version back to the raw upload
+    graph = stack.client.get("/api/v1/lineage", params={"ref": f"dataset_version:{out}"}, headers=stack.headers()).json()
+    assert graph["root"] == f"dataset_version:{out}"
+    assert {n["kind"] for n in graph["nodes"]} == {"upload", "dataset_version", "job"}
+    assert {(e["src"], e["dst"]) for e in graph["edges"]} == {
+        upload_edge, (f"dataset_version:{v['id']}", f"job:{job['id']}"), (f"job:{job['id']}", f"dataset_version:{out}")}
+    down = stack.client.get("/api/v1/lineage", params={"ref": upload_edge[0], "direction": "downstream"},
+                            headers=stack.headers()).json()
+    assert f"dataset_version:{out}" in {n["ref"] for n in down["nodes"]}
+    assert stack.client.post("/api/v1/projects", json={"name": "elsewhere"}, headers=stack.headers()).status_code == 201
+    outsider = stack.create_key("outsider", {"elsewhere": "admin"})
+    hidden = stack.client.get("/api/v1/lineage", params={"ref": f"dataset_version:{out}"}, headers=stack.headers(outsider))
+    assert hidden.status_code == 404
+    bad = stack.client.get("/api/v1/lineage", params={"ref": "no-colon"}, headers=stack.headers())
+    assert bad.status_code == 422
+
 
 @pytest.mark.skipif(not SHARED_DATA.exists(), reason="../shared/data is absent")
 def test_upload_real_csv_without_header(stack: Stack) -> None:

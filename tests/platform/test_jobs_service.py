@@ -194,7 +194,8 @@ def test_reap_requeues_expired_lease_keeping_attempt(db: Db) -> None:
     job_id = db.new_job()
     db.claim(job_id, worker="w-dead")
     with db.session() as s:
-        service.mark_published(s, job_id)  # no-op: only queued rows are marked
+        service.mark_published(s, job_id)  # recorded even after a worker claimed the job (fast workers do)
+    assert db.row(job_id)["publish_count"] == 1
     assert db.reap() == []  # lease still valid
     db.expire_lease(job_id)
     assert db.reap() == [(job_id, "queued")]
@@ -304,13 +305,25 @@ def test_published_job_is_due_again_after_backoff(db: Db) -> None:
     assert due(db, after) == []
 
 
-def test_mark_published_ignores_non_queued_jobs(db: Db) -> None:
+def test_mark_published_records_even_a_claimed_job(db: Db) -> None:
     job_id = db.new_job()
     db.claim(job_id)
     with db.session() as s:
         service.mark_published(s, job_id)
     row = db.row(job_id)
-    assert row["publish_count"] == 0 and row["published_at"] is None
+    assert row["publish_count"] == 1 and row["published_at"] is not None and row["status"] == "running"
+
+
+def test_unmark_published_makes_a_queued_job_due_at_once(db: Db) -> None:
+    job_id = db.new_job()
+    db.set(job_id, created_at=now() - 100)
+    with db.session() as s:
+        service.mark_published(s, job_id)
+    with db.session() as s:
+        assert job_id not in [j for j, _ in service.due_for_publish(s, redispatch_after=60)]
+        service.unmark_published(s, job_id)
+    with db.session() as s:
+        assert job_id in [j for j, _ in service.due_for_publish(s, redispatch_after=60)]
 
 
 def test_reaped_job_is_due_for_publish_again(db: Db) -> None:

@@ -148,10 +148,14 @@ def request_cancel(session: Session, job: Job) -> Job:
 
 
 def mark_published(session: Session, job_id: str) -> None:
+    # No status condition: a worker may already have claimed the job by now, and the record should still say so.
+    session.execute(update(Job).where(Job.id == job_id).values(published_at=now(), publish_count=Job.publish_count + 1))
+
+
+def unmark_published(session: Session, job_id: str) -> None:
+    """The publish failed: make the job due for the dispatcher right away."""
     session.execute(
-        update(Job)
-        .where(Job.id == job_id, Job.status == "queued")
-        .values(published_at=now(), publish_count=Job.publish_count + 1)
+        update(Job).where(Job.id == job_id, Job.status == "queued").values(published_at=None, publish_count=0)
     )
 
 

@@ -14,11 +14,14 @@ app = typer.Typer(help="Jobs: every long operation (list, show, submit, logs, ca
 UrlOpt = Annotated[str | None, typer.Option("--url", help="API URL (LLMFORGE_URL; default http://127.0.0.1:8000).")]
 KeyOpt = Annotated[str | None, typer.Option("--key", help="API key (LLMFORGE_API_KEY; default the local admin key).")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
-COLUMNS = ["id", "project", "kind", "status", "attempt", "queue", "created_at", "error"]
+COLUMNS = ["id", "kind", "status", "attempt", "created", "error"]
 
 
 def _row(job: dict) -> dict:
-    return {**job, "created_at": job["created_at"][:19].replace("T", " "), "attempt": f"{job['attempt']}/{job['max_attempts']}"}
+    # a table row must fit an 80-column terminal next to a 32-character id: `jobs show` has everything
+    error = (job.get("error") or "")
+    return {**job, "created": job["created_at"][5:16].replace("T", " "), "attempt": f"{job['attempt']}/{job['max_attempts']}",
+            "error": error if len(error) <= 40 else error[:39] + "…"}
 
 
 @app.command("list")

@@ -138,9 +138,14 @@ def run_shard_task(task: ShardTask | dict[str, Any]) -> dict[str, Any]:
             assert isinstance(g, GlobalStep) and task.index_to
             gdir = Path(task.index_to[5:]) if task.index_to.startswith("file:") else tmp / "index"
             gdir.mkdir(parents=True, exist_ok=True)
+            t0 = time.perf_counter()
             g.index_shard(task.shard, _read_docs(f"file:{out_path}", task.shard, store, spec.text_field, tmp), str(gdir))
+            index_stats = StepStats(g.name, seconds=time.perf_counter() - t0)  # counts come from the filter phase
             index_ref = task.index_to if task.index_to.startswith("file:") else f"artifact:{store.artifacts.put_dir(gdir)}"
-    return {"stats": [{"index": steps.index(s), **s.stats.to_dict()} for s in ran], "output": output, "index": index_ref}
+    stats = [{"index": steps.index(s), **s.stats.to_dict()} for s in ran]
+    if task.index_global is not None:
+        stats.append({"index": task.index_global, **index_stats.to_dict()})
+    return {"stats": stats, "output": output, "index": index_ref}
 
 
 def run_plan(artifact_url: str, spec: dict[str, Any], step_index: int, index_refs: list[str], num_shards: int) -> dict[str, Any]:
@@ -268,7 +273,10 @@ def run_pipeline(
                         stats[d["index"]] = stats[d["index"]].merge(st) if d["index"] in stats else st
                 sources = [res["output"] for res in results]
                 if index_g is not None:
+                    t_plan = time.perf_counter()
                     planned = fanout.plan(store.artifacts.url, spec_dict, index_g, [r["index"] for r in results], num_shards)
+                    stats[index_g] = stats[index_g].merge(StepStats(steps[index_g].name,
+                                                                    seconds=time.perf_counter() - t_plan))
                     plan_ref = planned["plan"]
                     if planned["inspect"]:
                         artifacts[index_g] = planned["inspect"]

@@ -170,9 +170,10 @@ def test_duplicate_delivery_runs_once(bstack: Stack, start_worker) -> None:
     assert logs.count("attempt 1 started") == 1 and "attempt 2" not in logs
 
 
+# Redis only: the embedded broker is a local folder, with no server to take down.
+@pytest.mark.parametrize("backend", [pytest.param("distributed", marks=pytest.mark.distributed)], indirect=True)
 def test_broker_down_at_submit_loses_nothing(backend: Backend, bstack: Stack, start_worker) -> None:
-    if backend.redis is None:
-        pytest.skip("the embedded broker is a local folder; there is no server to take down")
+    assert backend.redis is not None
     backend.redis.kill()
     job = bstack.submit("noop", {"result": {"survived": True}})
     assert job["status"] == "queued"

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import time
 
-from fastapi import Request, Response
+from fastapi import Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from sqlalchemy import func, select
-from starlette.middleware.base import BaseHTTPMiddleware
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from llmforge.platform.db import session_scope
 from llmforge.platform.models import Job
@@ -36,17 +36,33 @@ class Metrics:
         )
         self.registry.register(_JobCollector(settings))
 
-    def middleware(self) -> type[BaseHTTPMiddleware]:
+    def middleware(self) -> type:
+        """A pure ASGI middleware (BaseHTTPMiddleware costs a task group per request and buffers streams)."""
         latency = self.latency
 
-        class _Timing(BaseHTTPMiddleware):
-            async def dispatch(self, request: Request, call_next):  # noqa: ANN001, ANN202
+        class _Timing:
+            def __init__(self, app: ASGIApp) -> None:
+                self.app = app
+
+            async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+                if scope["type"] != "http":
+                    await self.app(scope, receive, send)
+                    return
                 t0 = time.perf_counter()
-                response = await call_next(request)
-                route = request.scope.get("route")
-                path = getattr(route, "path", "unmatched")
-                latency.labels(request.method, path, str(response.status_code)).observe(time.perf_counter() - t0)
-                return response
+                status = 500
+
+                async def send_status(message: Message) -> None:
+                    nonlocal status
+                    if message["type"] == "http.response.start":
+                        status = message["status"]
+                    await send(message)
+
+                try:
+                    await self.app(scope, receive, send_status)
+                finally:
+                    # routing writes the matched route into this same scope dict
+                    path = getattr(scope.get("route"), "path", "unmatched")
+                    latency.labels(scope["method"], path, str(status)).observe(time.perf_counter() - t0)
 
         return _Timing
 

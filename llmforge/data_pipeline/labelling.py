@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 import random
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 
 from llmforge.errors import InvalidInput
 

@@ -15,7 +15,6 @@ from llmforge.artifacts import ArtifactStore
 from llmforge.data_pipeline.datasets import DatasetStore
 from llmforge.training.tokenizer import (
     TokenizerConfig,
-    TokenizerError,
     load_tokenizer,
     train_from_dataset,
     train_tokenizer,

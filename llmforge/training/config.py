@@ -15,7 +15,7 @@ almost all embedding.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 
 
 @dataclass
@@ -71,7 +71,8 @@ class ModelConfig:
         """
         if name not in PRESETS:
             raise ValueError(f"Unknown model preset {name!r}; choose one of: {', '.join(PRESETS)}")
-        return replace(cls(**PRESETS[name]), **overrides)
+        # Rebuild rather than dataclasses.replace: derived fields (ffn_hidden, n_kv_heads) must follow the overrides.
+        return cls(**{**PRESETS[name], **overrides})
 
     def num_params(self, *, include_embeddings: bool = True) -> int:
         """Exact parameter count of ``LlamaModel(self)``, computed from the shapes without allocating anything.

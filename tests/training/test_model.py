@@ -159,3 +159,9 @@ def test_greedy_generate_matches_transformers(tmp_path):
                          pad_token_id=0)
     assert ours.shape == (2, 13)
     assert torch.equal(ours, theirs)
+
+
+def test_from_name_overrides_rederive_dependent_fields() -> None:
+    small = ModelConfig.from_name("llama-1m", dim=64)
+    assert small.dim == 64 and small.ffn_hidden == ModelConfig(**{**PRESETS["llama-1m"], "dim": 64}).ffn_hidden
+    assert small.ffn_hidden != ModelConfig.from_name("llama-1m").ffn_hidden

@@ -28,7 +28,7 @@ from llmforge.platform.queue import get_celery
 from llmforge.settings import Settings, get_settings
 
 # Every module that registers job kinds. Services append theirs here.
-TASK_MODULES: tuple[str, ...] = ("llmforge.platform.jobs.builtin", "llmforge.data_pipeline.tasks")
+TASK_MODULES: tuple[str, ...] = ("llmforge.platform.jobs.builtin", "llmforge.data_pipeline.tasks", "llmforge.training.tasks")
 API_PREFIX = "/api/v1"
 # Routes that accept bodies larger than LLMFORGE_MAX_BODY_BYTES (uploads), by path regex -> setting name.
 UPLOAD_ROUTES: tuple[str, ...] = (data_router.UPLOAD_PATH,)

@@ -125,6 +125,18 @@ class Settings(BaseSettings):
     def admin_key_file(self) -> Path:
         return self.home / "admin.key"
 
+    def mlflow_artifact_location(self, experiment: str) -> str | None:
+        """Where a new MLflow experiment keeps its artifacts.
+
+        With a local store (``sqlite:``/``file:``) MLflow's default is ``./mlruns`` in whatever
+        folder the process happens to run in; keep them under ``$LLMFORGE_HOME/mlartifacts``
+        instead. With a tracking server (``http(s)://``) the server decides (None).
+        """
+        if self.mlflow_uri.startswith(("http://", "https://", "databricks")):
+            return None
+        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in experiment)
+        return (self.home / "mlartifacts" / safe).as_uri()
+
 
 @lru_cache
 def get_settings() -> Settings:

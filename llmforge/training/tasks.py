@@ -107,7 +107,8 @@ def pretrain_job(ctx: JobContext, spec: PretrainJobSpec) -> dict[str, Any]:
     else:
         exp_name = f"llmforge/{project_name}"
         exp = client.get_experiment_by_name(exp_name)
-        exp_id = exp.experiment_id if exp else client.create_experiment(exp_name)
+        exp_id = exp.experiment_id if exp else client.create_experiment(
+            exp_name, artifact_location=settings.mlflow_artifact_location(exp_name))
         run = client.create_run(exp_id, run_name=f"pretrain-{ctx.job_id[:8]}", tags={
             "llmforge.job_id": ctx.job_id, "llmforge.project": project_name,
             "llmforge.dataset_version": spec.version, "llmforge.dataset": ds.name,

@@ -67,6 +67,8 @@ def test_pretrain_job_registers_a_loadable_model(stack: Stack, start_worker) -> 
     out = model.generate(ids, max_new_tokens=5, do_sample=False)
     assert out.shape[1] == ids.shape[1] + 5 and torch.isfinite(model(out).logits).all()
     assert "dataset `plays`" in open(f"{local}/README.md").read()
+    # artifacts live under LLMFORGE_HOME, never in the process's working folder
+    assert run.info.artifact_uri.startswith((stack.settings.home / "mlartifacts").as_uri())
 
 
 def test_killed_worker_resumes_training_from_its_checkpoint(stack: Stack, start_worker) -> None:

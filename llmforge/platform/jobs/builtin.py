@@ -34,9 +34,11 @@ def noop(ctx: JobContext, spec: NoopSpec) -> dict[str, Any] | None:
     if spec.log_to_mlflow:
         import mlflow
 
-        client = mlflow.MlflowClient(tracking_uri=get_settings().mlflow_uri)
+        settings = get_settings()
+        client = mlflow.MlflowClient(tracking_uri=settings.mlflow_uri)
         exp = client.get_experiment_by_name("llmforge-smoke")
-        exp_id = exp.experiment_id if exp else client.create_experiment("llmforge-smoke")
+        exp_id = exp.experiment_id if exp else client.create_experiment(
+            "llmforge-smoke", artifact_location=settings.mlflow_artifact_location("llmforge-smoke"))
         run = client.create_run(exp_id, tags={"llmforge.job_id": ctx.job_id})
         client.log_metric(run.info.run_id, "noop", 1.0)
         client.set_terminated(run.info.run_id)

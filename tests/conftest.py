@@ -190,6 +190,23 @@ def start_worker(tmp_path: Path) -> Iterator[Callable[..., Worker]]:
         w.stop()
 
 
+@pytest.fixture(scope="session")
+def xquad() -> list[dict]:
+    """XQuAD paragraphs as [{title, context, questions}]; skips when ../shared/data is absent."""
+    path = SHARED_DATA / "xquad_en_dev.json"
+    if not path.exists():
+        pytest.skip(f"{path} not found (../shared/data is absent)")
+    try:  # FAISS, like torch, must not start more threads than the 2 cores here
+        import faiss
+
+        faiss.omp_set_num_threads(2)
+    except ImportError:
+        pass
+    data = json.loads(path.read_text())
+    return [{"title": art["title"], "context": p["context"], "questions": [q["question"] for q in p["qas"]]}
+            for art in data["data"] for p in art["paragraphs"]]
+
+
 def wait_until(predicate: Callable[[], bool], timeout: float, message: str) -> None:
     deadline = time.time() + timeout
     while not predicate():

@@ -8,6 +8,10 @@ import pytest
 
 from llmforge.rag.index import IndexFileError, VectorIndex
 
+import faiss  # noqa: E402  (after our import so a missing faiss fails with llmforge's message first)
+
+faiss.omp_set_num_threads(2)  # no more threads than the 2 cores of CI machines
+
 
 def synthetic(n: int, d: int, nq: int, seed: int = 1234, clusters: int = 50) -> tuple[np.ndarray, np.ndarray]:
     """Clustered unit vectors (faiss contrib SyntheticDataset spirit: structured, not trivially easy).

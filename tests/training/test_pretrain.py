@@ -199,7 +199,7 @@ def test_early_stopping_and_cli(token_files, tmp_path, capsys):
     assert "Peak learning rate" in capsys.readouterr().out
 
 
-@pytest.mark.skipif(not SHAKESPEARE.exists(), reason="needs /work/shared/data/tinyshakespeare.txt")
+@pytest.mark.skipif(not SHAKESPEARE.exists(), reason="needs ../shared/data/tinyshakespeare.txt")
 def test_loss_falls_below_unigram_entropy_on_shakespeare(tmp_path):
     text = SHAKESPEARE.read_text(encoding="utf-8")[:200_000]
     tok_dir = tmp_path / "tok"

@@ -1,7 +1,7 @@
 """Byte-level BPE training: HF loading, exact round trips, special tokens, chat template, atomic save.
 
 One tokenizer (vocab 512, a few hundred generated lines plus 200 KB of Shakespeare
-when /work/shared/data has it) is trained once per module; each training takes well under a second.
+when ../shared/data has it) is trained once per module; each training takes well under a second.
 """
 
 from __future__ import annotations

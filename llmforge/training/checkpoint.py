@@ -30,6 +30,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from llmforge.training.fsutil import publish_dir
+
 LATEST = "latest"
 MODEL_FILE = "model.pt"
 STATE_FILE = "state.pt"
@@ -110,13 +112,7 @@ def save_checkpoint(ckpt_dir: str | os.PathLike[str], *, model: torch.nn.Module,
             "extra": extra or {},
         }, tmp / STATE_FILE)
         (tmp / META_FILE).write_text(json.dumps({"step": step, "config": config}, indent=2, default=str))
-        if final.exists():  # re-saving the same step: swap the old one out
-            old = root / f".{final.name}.tmp-old-{uuid.uuid4().hex[:8]}"
-            final.rename(old)
-            tmp.rename(final)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            tmp.rename(final)
+        publish_dir(tmp, final)  # re-saving the same step swaps the old one out
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)

@@ -32,6 +32,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from llmforge.training.config import ModelConfig
+from llmforge.training.fsutil import publish_dir
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
@@ -235,13 +236,7 @@ def save_hf(model: LlamaModel, cfg: ModelConfig, out_dir: str | Path, dtype: tor
         hf_config.torch_dtype = weights_dtype  # `dtype` in transformers 5; both read this attribute
         hf_config.save_pretrained(tmp)
         save_file(tensors, str(tmp / WEIGHTS_FILE), metadata={"format": "pt"})
-        if out_dir.exists():  # overwrite=True: swap, then delete the old one
-            old = out_dir.parent / f".{out_dir.name}.old-{uuid.uuid4().hex[:8]}"
-            out_dir.rename(old)
-            tmp.rename(out_dir)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            tmp.rename(out_dir)
+        publish_dir(tmp, out_dir)  # with overwrite=True an existing folder is swapped out
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
